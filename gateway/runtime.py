@@ -1,0 +1,103 @@
+"""The per-process runtime: the adapters chosen by settings and the background parts using them.
+
+Created by the app factory but started lazily, on the first request, so nothing opens a socket or a
+thread before gunicorn forks its workers. Nothing outside this module knows which adapters are in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from .bus import Bus, MemoryBus
+from .cache import Cache, MemoryCache
+from .hub import OutboundHub
+from .recorder import HistoryRecorder
+from .settings import Settings
+from .store import MemoryStore, Store
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "gateway"
+
+
+def build_bus(settings: Settings) -> Bus:
+    if settings.kafka_bootstrap_servers:
+        raise NotImplementedError("KAFKA_BOOTSTRAP_SERVERS: the Kafka bus is not available yet")
+    return MemoryBus(settings.memory_bus_partitions, settings.memory_bus_retention)
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.postgres_dsn:
+        raise NotImplementedError("POSTGRES_DSN: the Postgres store is not available yet")
+    return MemoryStore(settings.history_retention_events)
+
+
+def build_cache(settings: Settings) -> Cache:
+    if settings.redis_url:
+        raise NotImplementedError("REDIS_URL: the Redis cache is not available yet")
+    return MemoryCache()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    bus: Bus
+    store: Store
+    cache: Cache
+    hub: OutboundHub
+    recorder: HistoryRecorder
+    worker: object | None = None
+    _started: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Runtime":
+        bus = build_bus(settings)
+        store = build_store(settings)
+        cache = build_cache(settings)
+        hub = OutboundHub(bus, settings.conversation_outbound, settings.stream_queue_size)
+        recorder = HistoryRecorder(bus, store, settings.conversation_outbound)
+        worker = None
+        if settings.worker_in_process:
+            from worker import ReferenceWorker
+
+            worker = ReferenceWorker(
+                bus, inbound_topic=settings.conversation_inbound,
+                outbound_topic=settings.conversation_outbound, prefix=settings.worker_reply_prefix,
+                chunks=settings.worker_reply_chunks, delay_ms=settings.worker_reply_delay_ms)
+        return cls(settings, bus, store, cache, hub, recorder, worker)
+
+    @property
+    def mode(self) -> str:
+        return "embedded" if self.settings.embedded_roles else "real"
+
+    def start(self) -> None:
+        """Start the background parts once per process (idempotent, cheap after the first call)."""
+        if self._started:
+            return
+        with self._lock:
+            if self._started:
+                return
+            self.hub.start()
+            self.recorder.start()
+            if self.worker is not None:
+                self.worker.start()
+            self._started = True
+            log.info("gateway runtime started (bus=%s, store=%s, cache=%s, worker=%s)",
+                     self.bus.kind, self.store.kind, self.cache.kind,
+                     "in-process" if self.worker else "external")
+
+    def stop(self) -> None:
+        for part in (self.worker, self.recorder, self.hub):
+            if part is not None:
+                part.stop()
+        for adapter in (self.bus, self.store, self.cache):
+            adapter.close()
+
+
+def current_runtime() -> Runtime:
+    return current_app.extensions[EXTENSION]
