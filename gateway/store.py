@@ -49,8 +49,8 @@ class Store(Protocol):
 
     def record_event(self, session_id: str, event: Mapping[str, Any], *, direction: str,
                      timestamp: float, partition: int | None = None, offset: int | None = None) -> bool:
-        """Store one event of an existing session once; False when its `event_id` is known or the
-        session does not exist."""
+        """Store one event of an existing session once; False when its `event_id` is known, the
+        session does not exist, or `offset` is at or below the session's `history_floor`."""
         ...
 
     def outbound_after(self, session_id: str, after: int | None) -> list[StoredEvent]:
@@ -59,6 +59,21 @@ class Store(Protocol):
 
     def history(self, session_id: str) -> list[StoredEvent]:
         """All retained events of the session in the order they happened."""
+        ...
+
+    def delete_session(self, session_id: str) -> bool:
+        """Remove the session and its history; False when it did not exist."""
+        ...
+
+    def reset_session(self, session_id: str, *, floor: int | None = None) -> Session | None:
+        """Clear the history, give the log a new guid, and raise `history_floor` to `floor` (or to
+        the highest offset that was in history). None when the session does not exist."""
+        ...
+
+    def set_expiry(self, session_id: str, expires_at: float | None) -> None: ...
+
+    def expired_sessions(self, now: float) -> list[str]:
+        """Ids of sessions whose `expires_at` is at or before `now`."""
         ...
 
     def check(self) -> str: ...
@@ -101,6 +116,8 @@ class MemoryStore:
             events = self._events.get(session_id)
             if events is None or not event_id or event_id in self._event_ids:
                 return False
+            if offset is not None and offset <= self._sessions[session_id].history_floor:
+                return False  # cleared by a reset (or trimmed) already
             self._seq += 1
             self._event_ids.add(event_id)
             events.append(StoredEvent(self._seq, session_id, event_id, direction, dict(event),
@@ -126,6 +143,39 @@ class MemoryStore:
         with self._lock:
             events = list(self._events.get(session_id, []))
         return sorted(events, key=lambda e: (e.timestamp, e.seq))
+
+    def delete_session(self, session_id: str) -> bool:
+        with self._lock:
+            if self._sessions.pop(session_id, None) is None:
+                return False
+            for stored in self._events.pop(session_id, []):
+                self._event_ids.discard(stored.event_id)
+            return True
+
+    def reset_session(self, session_id: str, *, floor: int | None = None) -> Session | None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            events = self._events[session_id]
+            self._forget(session, events)
+            events.clear()
+            if floor is not None:
+                session.history_floor = max(session.history_floor, floor)
+            session.log_guid = str(uuid.uuid4())
+            session.updated_at = time.time()
+            return session
+
+    def set_expiry(self, session_id: str, expires_at: float | None) -> None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                session.expires_at = expires_at
+
+    def expired_sessions(self, now: float) -> list[str]:
+        with self._lock:
+            return [s.session_id for s in self._sessions.values()
+                    if s.expires_at is not None and s.expires_at <= now]
 
     def check(self) -> str:
         return "in-process"
