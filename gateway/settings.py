@@ -88,6 +88,27 @@ class Settings:
     postgres_dsn: str = setting("", aliases=("SA01_POSTGRES_DSN",), secret=True)
     redis_url: str = setting("", secret=True)
 
+    # Kafka (used when KAFKA_BOOTSTRAP_SERVERS is set)
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    kafka_sasl_mechanism: str = setting(
+        "PLAIN", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"))
+    kafka_sasl_username: str = setting("")
+    kafka_sasl_password: str = setting("", secret=True)
+    kafka_client_id: str = setting("soma-gateway")
+    kafka_publish_timeout_seconds: float = setting(10.0, kind="float", minimum=0.1)
+    kafka_session_timeout_ms: int = setting(10_000, kind="int", minimum=1000)
+    kafka_create_topics: bool = setting(True, kind="bool")
+    kafka_topic_partitions: int = setting(3, kind="int", minimum=1)
+
+    # Postgres (used when POSTGRES_DSN is set)
+    postgres_schema: str = setting("public")
+    postgres_pool_min: int = setting(1, kind="int", minimum=0)
+    postgres_pool_max: int = setting(10, kind="int", minimum=1)
+
+    # Redis (used when REDIS_URL is set)
+    redis_password: str = setting("", secret=True)
+
     # Topics (spec/events.md)
     conversation_inbound: str = setting("conversation.inbound")
     conversation_outbound: str = setting("conversation.outbound")
