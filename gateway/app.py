@@ -31,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                   origins=list(settings.gateway_cors_origins), methods=list(settings.gateway_cors_methods),
                   allow_headers=list(settings.gateway_cors_headers),
                   supports_credentials=settings.gateway_cors_credentials,
+                  send_wildcard="*" in settings.gateway_cors_origins,
                   expose_headers=["X-API-Version"])
 
     from legacy_api import bp as legacy_bp

@@ -29,7 +29,7 @@ def _sse_frame(item: StreamItem) -> str:
     return f"id: {item.id}\nevent: {event_type(item.event)}\ndata: {json.dumps(item.event)}\n\n"
 
 
-@bp.get("/v1/session/<session_id>/events")
+@bp.get("/v1/session/<path:session_id>/events")
 def session_events(session_id: str):
     runtime = current_runtime()
     raw_cursor = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
@@ -51,7 +51,7 @@ def session_events(session_id: str):
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@sock.route("/v1/session/<session_id>/stream", bp=bp)
+@sock.route("/v1/session/<path:session_id>/stream", bp=bp)
 def session_ws(ws, session_id: str):
     runtime = current_runtime()
     after, malformed = parse_cursor(request.args.get("last_event_id"))
