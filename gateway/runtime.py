@@ -26,19 +26,25 @@ EXTENSION = "gateway"
 
 def build_bus(settings: Settings) -> Bus:
     if settings.kafka_bootstrap_servers:
-        raise NotImplementedError("KAFKA_BOOTSTRAP_SERVERS: the Kafka bus is not available yet")
+        from .kafka_bus import KafkaBus
+
+        return KafkaBus(settings)
     return MemoryBus(settings.memory_bus_partitions, settings.memory_bus_retention)
 
 
 def build_store(settings: Settings) -> Store:
     if settings.postgres_dsn:
-        raise NotImplementedError("POSTGRES_DSN: the Postgres store is not available yet")
+        from .postgres_store import PostgresStore
+
+        return PostgresStore(settings)
     return MemoryStore(settings.history_retention_events)
 
 
 def build_cache(settings: Settings) -> Cache:
     if settings.redis_url:
-        raise NotImplementedError("REDIS_URL: the Redis cache is not available yet")
+        from .redis_cache import RedisCache
+
+        return RedisCache(settings)
     return MemoryCache()
 
 
@@ -65,10 +71,7 @@ class Runtime:
         if settings.worker_in_process:
             from worker import ReferenceWorker
 
-            worker = ReferenceWorker(
-                bus, inbound_topic=settings.conversation_inbound,
-                outbound_topic=settings.conversation_outbound, prefix=settings.worker_reply_prefix,
-                chunks=settings.worker_reply_chunks, delay_ms=settings.worker_reply_delay_ms)
+            worker = ReferenceWorker.from_settings(bus, settings)
         return cls(settings, bus, store, cache, hub, recorder, worker)
 
     @property

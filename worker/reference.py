@@ -77,6 +77,13 @@ class ReferenceWorker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def from_settings(cls, bus: Bus, settings) -> "ReferenceWorker":
+        """A worker configured by the gateway's `Settings` (topics and `WORKER_*` settings)."""
+        return cls(bus, inbound_topic=settings.conversation_inbound, outbound_topic=settings.conversation_outbound,
+                   prefix=settings.worker_reply_prefix, chunks=settings.worker_reply_chunks,
+                   delay_ms=settings.worker_reply_delay_ms)
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self.run, name="reference-worker", daemon=True)
