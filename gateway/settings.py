@@ -141,6 +141,40 @@ class Settings:
     gateway_require_auth: bool = setting(False, kind="bool")
     bridge_timeout_seconds: float = setting(300.0, kind="float", minimum=0.01)
 
+    # /v1 authentication (spec/v1-api.md)
+    gateway_jwt_secret: str = setting("", secret=True)
+    gateway_jwt_public_key: str = setting("")
+    gateway_jwks_url: str = setting("")
+    gateway_jwks_cache_seconds: int = setting(300, kind="int", minimum=0)
+    gateway_jwt_algorithms: tuple[str, ...] = setting(("HS256", "RS256"), kind="list")
+    gateway_jwt_audience: str = setting("")
+    gateway_jwt_issuer: str = setting("")
+    gateway_jwt_leeway: int = setting(10, kind="int", minimum=0)
+    gateway_jwt_tenant_claims: tuple[str, ...] = setting(("tenant", "org", "customer"), kind="list")
+    api_key_pbkdf2_iterations: int = setting(390_000, kind="int", minimum=390_000)
+
+    # Requeue, capsules, optional health dependencies
+    policy_requeue_prefix: str = setting("policy:requeue")
+    capsule_registry_url: str = setting("http://localhost:8000")
+    capsule_registry_timeout_seconds: float = setting(10.0, kind="float", minimum=0.1)
+    telemetry_health_url: str = setting("")
+    delegation_health_url: str = setting("")
+
+    # Legacy attachments, files and expiry (spec/legacy-api.md)
+    attachments_dir: str = setting("data/attachments")
+    files_readonly_root: str = setting("")
+    session_sweep_interval_seconds: float = setting(60.0, kind="float", minimum=0.05)
+
+    # Legacy /realtime_session
+    realtime_enabled: bool = setting(False, kind="bool")
+    realtime_provider: str = setting("openai")
+    realtime_api_key: str = setting("", aliases=("OPENAI_API_KEY",), secret=True)
+    realtime_endpoint: str = setting("https://api.openai.com/v1/realtime/sessions")
+    realtime_model: str = setting("gpt-4o-realtime-preview")
+    realtime_voice: str = setting("verse")
+    realtime_endpoint_allowlist: tuple[str, ...] = setting((), kind="list")
+    realtime_timeout_seconds: float = setting(30.0, kind="float", minimum=0.1)
+
     # CORS (spec/v1-api.md)
     gateway_cors_origins: tuple[str, ...] = setting(("*",), kind="list")
     gateway_cors_methods: tuple[str, ...] = setting(("*",), kind="list")
