@@ -88,3 +88,30 @@ class GatewayServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class WorkerProcess:
+    """The reference worker as its own process (`python -m worker`), as in the real mode."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        self.settings = {**TEST_DEFAULTS, **settings}
+        self.process: subprocess.Popen | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
+
+    def start(self) -> "WorkerProcess":
+        self.process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT,
+                                        env={**os.environ, **self.settings}, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
