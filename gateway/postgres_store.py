@@ -270,6 +270,24 @@ class PostgresStore:
         with self.connection() as conn:
             return conn.cursor(row_factory=class_row(StoredEvent)).execute(query, (session_id,)).fetchall()
 
+    # -- recorder progress
+
+    def recorder_position(self, topic: str, partition: int) -> int:
+        query = sql.SQL("SELECT next_offset FROM {} WHERE topic = %s AND partition = %s").format(
+            self.table("recorder_positions"))
+        with self.connection() as conn:
+            row = conn.execute(query, (topic, partition)).fetchone()
+        return row[0] if row else 0
+
+    def set_recorder_position(self, topic: str, partition: int, offset: int) -> None:
+        query = sql.SQL(
+            "INSERT INTO {table} AS p (topic, partition, next_offset) VALUES (%s, %s, %s)"
+            " ON CONFLICT (topic, partition) DO UPDATE SET"
+            " next_offset = GREATEST(p.next_offset, EXCLUDED.next_offset), updated_at = now()").format(
+            table=self.table("recorder_positions"))
+        with self.connection() as conn:
+            conn.execute(query, (topic, partition, offset))
+
     # -- health and lifecycle
 
     def check(self) -> str:

@@ -15,9 +15,6 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
-HISTORY_GROUP = "gateway-history"
-
-
 def record_outbound(store: Store, record: Record) -> bool:
     """Store one outbound record in its session's history; False if known or the session is unknown.
 
@@ -32,7 +29,7 @@ def record_outbound(store: Store, record: Record) -> bool:
 
 
 class HistoryRecorder:
-    def __init__(self, bus: Bus, store: Store, topic: str, group: str = HISTORY_GROUP) -> None:
+    def __init__(self, bus: Bus, store: Store, topic: str, group: str) -> None:
         self.bus = bus
         self.store = store
         self.topic = topic
@@ -48,6 +45,14 @@ class HistoryRecorder:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _note_progress(self, records: list[Record]) -> None:
+        """Tell replays how far history is complete, per partition (everything below is stored)."""
+        newest: dict[int, int] = {}
+        for record in records:
+            newest[record.partition] = max(newest.get(record.partition, -1), record.offset)
+        for partition, offset in newest.items():
+            self.store.set_recorder_position(self.topic, partition, offset + 1)
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -59,6 +64,7 @@ class HistoryRecorder:
                             record_outbound(self.store, record)
                         if records:
                             reader.commit()
+                            self._note_progress(records)
                 finally:
                     reader.close()
             except Exception:

@@ -66,7 +66,7 @@ class Runtime:
         store = build_store(settings)
         cache = build_cache(settings)
         hub = OutboundHub(bus, settings.conversation_outbound, settings.stream_queue_size)
-        recorder = HistoryRecorder(bus, store, settings.conversation_outbound)
+        recorder = HistoryRecorder(bus, store, settings.conversation_outbound, settings.history_consumer_group)
         worker = None
         if settings.worker_in_process:
             from worker import ReferenceWorker

@@ -100,6 +100,10 @@ class Settings:
     kafka_session_timeout_ms: int = setting(10_000, kind="int", minimum=1000)
     kafka_create_topics: bool = setting(True, kind="bool")
     kafka_topic_partitions: int = setting(3, kind="int", minimum=1)
+    # Consumer groups: the worker's is fixed by spec/events.md; the recorder's is shared by every
+    # gateway process of one deployment (one writer per partition).
+    worker_consumer_group: str = setting("conversation-worker")
+    history_consumer_group: str = setting("gateway-history")
 
     # Postgres (used when POSTGRES_DSN is set)
     postgres_schema: str = setting("public")

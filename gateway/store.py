@@ -76,6 +76,14 @@ class Store(Protocol):
         """Ids of sessions whose `expires_at` is at or before `now`."""
         ...
 
+    def recorder_position(self, topic: str, partition: int) -> int:
+        """The offset below which the history recorder has stored every event of that partition."""
+        ...
+
+    def set_recorder_position(self, topic: str, partition: int, offset: int) -> None:
+        """Record the recorder's progress (it never moves back)."""
+        ...
+
     def check(self) -> str: ...
 
     def close(self) -> None: ...
@@ -93,6 +101,7 @@ class MemoryStore:
         self._events: dict[str, list[StoredEvent]] = {}
         self._event_ids: set[str] = set()
         self._seq = 0
+        self._recorder_positions: dict[tuple[str, int], int] = {}
 
     def ensure_session(self, session_id: str, *, persona_id: str | None = None) -> Session:
         with self._lock:
@@ -176,6 +185,15 @@ class MemoryStore:
         with self._lock:
             return [s.session_id for s in self._sessions.values()
                     if s.expires_at is not None and s.expires_at <= now]
+
+    def recorder_position(self, topic: str, partition: int) -> int:
+        with self._lock:
+            return self._recorder_positions.get((topic, partition), 0)
+
+    def set_recorder_position(self, topic: str, partition: int, offset: int) -> None:
+        with self._lock:
+            key = (topic, partition)
+            self._recorder_positions[key] = max(offset, self._recorder_positions.get(key, 0))
 
     def check(self) -> str:
         return "in-process"

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .bus import Record
 from .runtime import Runtime
 
 # How far back on the bus a replay looks for events the recorder has not stored yet.
@@ -85,15 +84,19 @@ def _item(offset: int, event: dict[str, Any]) -> StreamItem:
 
 def _replay(runtime: Runtime, partition: int, live_start: int, session_id: str, after: int,
             floor: int) -> Iterator[StreamItem]:
-    last = after
-    for stored in runtime.store.outbound_after(session_id, after):
-        if stored.partition == partition and stored.offset < live_start:
-            last = stored.offset
-            yield _item(stored.offset, stored.event)
-    gap_start = max(last + 1, floor + 1, live_start - BUS_REPLAY_LIMIT)
-    if gap_start < live_start:
-        records: list[Record] = runtime.bus.read_range(
-            runtime.settings.conversation_outbound, partition, gap_start, live_start)
-        for record in records:
+    """Events of the session with `after < offset < live_start`, in order, each once.
+
+    History is complete below the recorder's position; above it (recorder lag) the bus is read, and
+    whatever history already has there (the bridge stores the replies it waited for) is merged in.
+    """
+    topic = runtime.settings.conversation_outbound
+    events = {stored.offset: stored.event for stored in runtime.store.outbound_after(session_id, after)
+              if stored.partition == partition and stored.offset < live_start}
+    bus_start = max(after + 1, floor + 1, runtime.store.recorder_position(topic, partition),
+                    live_start - BUS_REPLAY_LIMIT)
+    if bus_start < live_start:
+        for record in runtime.bus.read_range(topic, partition, bus_start, live_start):
             if record.key == session_id:
-                yield _item(record.offset, record.value)
+                events[record.offset] = record.value
+    for offset in sorted(events):
+        yield _item(offset, events[offset])

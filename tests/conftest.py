@@ -49,6 +49,9 @@ class Stack:
             "CONVERSATION_OUTBOUND": f"conversation.outbound.{topics}",
             "TOOL_REQUESTS_TOPIC": f"tool.requests.{topics}",
             "TOOL_RESULTS_TOPIC": f"tool.results.{topics}",
+            # Groups of their own too: deployments sharing a group would rebalance each other.
+            "WORKER_CONSUMER_GROUP": f"conversation-worker.{topics}",
+            "HISTORY_CONSUMER_GROUP": f"gateway-history.{topics}",
         }
 
     def drop(self) -> None:

@@ -20,9 +20,6 @@ from gateway.events import STATUS_COMPLETED, STATUS_STREAMING, new_id, wire_head
 
 log = logging.getLogger(__name__)
 
-WORKER_GROUP = "conversation-worker"
-
-
 def _chunks(text: str, count: int) -> list[str]:
     """Cumulative prefixes of `text` ending at word boundaries, at most `count` of them, last = text."""
     words = text.split(" ")
@@ -65,8 +62,10 @@ class ReferenceWorker:
     """
 
     def __init__(self, bus: Bus, *, inbound_topic: str, outbound_topic: str, prefix: str = "Echo: ",
-                 chunks: int = 3, delay_ms: int = 20, concurrency: int = 64) -> None:
+                 chunks: int = 3, delay_ms: int = 20, concurrency: int = 64,
+                 group: str = "conversation-worker") -> None:
         self.bus = bus
+        self.group = group
         self.inbound_topic = inbound_topic
         self.outbound_topic = outbound_topic
         self.prefix = prefix
@@ -82,7 +81,7 @@ class ReferenceWorker:
         """A worker configured by the gateway's `Settings` (topics and `WORKER_*` settings)."""
         return cls(bus, inbound_topic=settings.conversation_inbound, outbound_topic=settings.conversation_outbound,
                    prefix=settings.worker_reply_prefix, chunks=settings.worker_reply_chunks,
-                   delay_ms=settings.worker_reply_delay_ms)
+                   delay_ms=settings.worker_reply_delay_ms, group=settings.worker_consumer_group)
 
     def start(self) -> None:
         if self._thread is None:
@@ -96,7 +95,7 @@ class ReferenceWorker:
         """Consume until stopped, restarting the reader after a failure."""
         while not self._stopping.is_set():
             try:
-                reader = self.bus.group_reader(self.inbound_topic, WORKER_GROUP)
+                reader = self.bus.group_reader(self.inbound_topic, self.group)
                 try:
                     while not self._stopping.is_set():
                         records = reader.poll(0.5)
