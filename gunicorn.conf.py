@@ -28,4 +28,4 @@ keepalive = 5
 loglevel = _settings.log_level.lower()
 accesslog = "-"
 # %(U)s is the path without the query string: stream URLs may carry ?access_token=, never logged.
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms pid=%(p)s'

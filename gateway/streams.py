@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from .hub import Subscription
 from .runtime import Runtime
 
 # How far back on the bus a replay looks for events the recorder has not stored yet.
@@ -47,9 +48,16 @@ def session_stream(runtime: Runtime, session_id: str, *, after: int | None = Non
     """Yield the session's events after `after` (or all retained with `from_start`), then live ones.
 
     Ends when the subscriber falls too far behind (the caller then closes the connection). The live
-    subscription is released when the generator is closed.
+    subscription is made at once (so `BusUnavailable` is raised here, before anything is streamed) and
+    released when the returned generator is closed.
     """
     sub = runtime.hub.subscribe(session_id)
+    return _stream(runtime, sub, session_id, after=after, from_start=from_start,
+                   malformed_cursor=malformed_cursor, heartbeat=heartbeat)
+
+
+def _stream(runtime: Runtime, sub: Subscription, session_id: str, *, after: int | None, from_start: bool,
+            malformed_cursor: bool, heartbeat: float) -> Iterator[StreamItem]:
     try:
         last: int | None = None
         replay_from: int | None = None  # replay events with offset > replay_from; None: no replay

@@ -8,6 +8,8 @@ import logging
 from flask import Response, request, stream_with_context
 from simple_websocket import ConnectionClosed
 
+from gateway.bus import BusUnavailable
+from gateway.errors import detail_error
 from gateway.events import event_type
 from gateway.extensions import sock
 from gateway.runtime import current_runtime
@@ -34,9 +36,12 @@ def session_events(session_id: str):
     runtime = current_runtime()
     raw_cursor = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     after, malformed = parse_cursor(raw_cursor)
-    items = session_stream(runtime, session_id, after=after, malformed_cursor=malformed,
-                           from_start=request.args.get("from") == "start",
-                           heartbeat=runtime.settings.sse_heartbeat_seconds)
+    try:
+        items = session_stream(runtime, session_id, after=after, malformed_cursor=malformed,
+                               from_start=request.args.get("from") == "start",
+                               heartbeat=runtime.settings.sse_heartbeat_seconds)
+    except BusUnavailable:
+        return detail_error(502, "Message queue unavailable")
 
     def frames():
         # Closing `items` (on a failed write, gunicorn closes this generator) releases the subscription.
@@ -55,9 +60,13 @@ def session_events(session_id: str):
 def session_ws(ws, session_id: str):
     runtime = current_runtime()
     after, malformed = parse_cursor(request.args.get("last_event_id"))
-    items = session_stream(runtime, session_id, after=after, malformed_cursor=malformed,
-                           from_start=request.args.get("from") == "start",
-                           heartbeat=min(WS_WAKE_SECONDS, runtime.settings.sse_heartbeat_seconds))
+    try:
+        items = session_stream(runtime, session_id, after=after, malformed_cursor=malformed,
+                               from_start=request.args.get("from") == "start",
+                               heartbeat=min(WS_WAKE_SECONDS, runtime.settings.sse_heartbeat_seconds))
+    except BusUnavailable:
+        ws.close(reason=1011, message="message queue unavailable")
+        return
     try:
         for item in items:
             if not ws.connected:
