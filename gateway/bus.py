@@ -59,8 +59,9 @@ class Bus(Protocol):
 
     def partition_for(self, topic: str, key: str) -> int: ...
 
-    def tail(self, topic: str) -> Reader:
-        """A reader of every partition of `topic`, starting at the current end (no consumer group)."""
+    def tail(self, topic: str, positions: Mapping[int, int] | None = None) -> Reader:
+        """A reader of every partition of `topic` outside any consumer group, starting at `positions`
+        (offset per partition, as far as still retained) and at the current end elsewhere."""
         ...
 
     def group_reader(self, topic: str, group: str) -> Reader:
@@ -159,9 +160,10 @@ class MemoryBus:
                     return []
                 self._changed.wait(remaining)
 
-    def tail(self, topic: str) -> Reader:
+    def tail(self, topic: str, positions: Mapping[int, int] | None = None) -> Reader:
+        positions = positions or {}
         with self._changed:
-            cursor = {p: part.end for p, part in enumerate(self._topic(topic))}
+            cursor = {p: min(positions.get(p, part.end), part.end) for p, part in enumerate(self._topic(topic))}
         return _MemoryReader(self, topic, cursor)
 
     def group_reader(self, topic: str, group: str) -> Reader:

@@ -109,6 +109,16 @@ class OutboundHub:
             self._subscribers.setdefault(session_id, []).append(sub)
         return sub
 
+    def position(self, session_id: str, timeout: float = 30.0) -> int:
+        """The offset of the next event the hub will read on the session's partition."""
+        self.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("outbound hub did not start")
+        partition = self.bus.partition_for(self.topic, session_id)
+        with self._lock:
+            start = self._positions.get(partition)
+            return self._reader.position(partition) if start is None else start
+
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             subs = self._subscribers.get(sub.session_id)
@@ -130,11 +140,13 @@ class OutboundHub:
                 self._stopping.wait(1.0)
 
     def _read_forever(self) -> None:
-        reader = self.bus.tail(self.topic)
+        with self._lock:
+            resume = dict(self._positions)
+        # After a failure, carry on where the last reader stopped, so live subscribers miss nothing.
+        reader = self.bus.tail(self.topic, positions=resume)
         try:
             with self._lock:
                 self._reader = reader
-                self._positions.clear()
             self._ready.set()
             while not self._stopping.is_set():
                 for record in reader.poll(self.poll_timeout):

@@ -305,11 +305,12 @@ class KafkaBus:
             raise BusUnavailable(f"topic {topic} has no partitions")
         return partitions[partition_for_key(key, len(partitions))]
 
-    def tail(self, topic: str) -> "KafkaTail":
-        """A reader of every partition of `topic` from its current end, outside any consumer group."""
+    def tail(self, topic: str, positions: Mapping[int, int] | None = None) -> "KafkaTail":
+        """A reader of every partition of `topic` outside any consumer group, from `positions` where
+        given (a reader resuming after a failure) and from the current end elsewhere."""
         self._check_open()
         self.ensure_topics_once()
-        return KafkaTail(self, topic)
+        return KafkaTail(self, topic, positions)
 
     def group_reader(self, topic: str, group: str) -> "KafkaGroupReader":
         """A reader in consumer group `group`, starting from the group's committed offsets (or the beginning)."""
@@ -433,7 +434,8 @@ class _KafkaReader:
 class KafkaTail(_KafkaReader):
     """Every partition of one topic from its end, without a consumer group; new partitions from their start."""
 
-    def __init__(self, bus: KafkaBus, topic: str) -> None:
+    def __init__(self, bus: KafkaBus, topic: str, positions: Mapping[int, int] | None = None) -> None:
+        self._resume = dict(positions or {})
         try:
             # Positions are set explicitly; the reset policy only applies when a position falls out
             # of the log (retention overtook this reader): then read what is left rather than skip it.
@@ -465,6 +467,10 @@ class KafkaTail(_KafkaReader):
                 new, timeout_ms=timeout_ms)
         except KafkaError as exc:
             raise BusUnavailable(f"cannot read the offsets of {self.topic}: {exc!r}") from exc
+        if at_end:
+            # Resume where a previous reader stopped, never past the end (a broker that lost its
+            # data starts again at 0; then the end is where to be).
+            starts = {tp: min(self._resume.get(tp.partition, end), end) for tp, end in starts.items()}
         # assign() replaces the whole assignment: put the partitions being read back where they were.
         kept = {tp: self.position(tp.partition) for tp in old}
         self._consumer.assign(old + new)

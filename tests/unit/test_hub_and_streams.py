@@ -13,8 +13,9 @@ from gateway.settings import load_settings
 @pytest.fixture
 def runtime(request):
     queue_size = getattr(request, "param", 100)
+    # The hub starts on the first subscription, at the end of the topic: what tests publish before
+    # subscribing is history to replay, what they publish after is live.
     rt = Runtime.from_settings(load_settings({}, run_worker_in_process=False, stream_queue_size=queue_size))
-    rt.hub.start()
     yield rt
     rt.stop()
 
