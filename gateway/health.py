@@ -6,18 +6,36 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable
 
+import requests
+
 from .runtime import Runtime
 
 CHECK_TIMEOUT_SECONDS = 3.0
+# Optional HTTP dependencies: when failing they make the gateway degraded, not down.
+OPTIONAL = {"telemetry_worker": "telemetry_health_url", "delegation_gateway": "delegation_health_url"}
 
 
-def _components(runtime: Runtime) -> dict[str, Callable[[], str]]:
-    """Component name -> probe. Real backends are named after the server, in-process ones by role."""
-    names = {"memory": None, "kafka": "kafka", "postgres": "postgres", "redis": "redis"}
-    out = {}
+def _http_probe(url: str, timeout: float) -> Callable[[], str]:
+    def probe() -> str:
+        response = requests.get(url, timeout=timeout)
+        if not 200 <= response.status_code < 300:
+            raise RuntimeError(f"{url} answered {response.status_code}")
+        return f"HTTP {response.status_code}"
+
+    return probe
+
+
+def _checks(runtime: Runtime, timeout: float) -> dict[str, tuple[str | None, Callable[[], str]]]:
+    """Component name -> (backend, probe). Real backends are named after the server, in-process ones
+    by their role; optional HTTP dependencies have no backend."""
+    checks: dict[str, tuple[str | None, Callable[[], str]]] = {}
     for role, adapter in (("bus", runtime.bus), ("store", runtime.store), ("cache", runtime.cache)):
-        out[names.get(adapter.kind) or role] = adapter.check
-    return out
+        checks[role if adapter.kind == "memory" else adapter.kind] = (adapter.kind, adapter.check)
+    for name, setting in OPTIONAL.items():
+        url = getattr(runtime.settings, setting)
+        if url:
+            checks[name] = (None, _http_probe(url, timeout))
+    return checks
 
 
 def _describe(exc: BaseException) -> str:
@@ -25,23 +43,26 @@ def _describe(exc: BaseException) -> str:
 
 
 def overall_health(runtime: Runtime, timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
-    checks = _components(runtime)
-    kinds = {"bus": runtime.bus.kind, "store": runtime.store.kind, "cache": runtime.cache.kind}
+    """The health body of spec/v1-api.md: every probe in parallel, none waited for past `timeout`."""
+    checks = _checks(runtime, timeout)
     components: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="health")
-    futures = {name: pool.submit(check) for name, check in checks.items()}
+    futures = {name: pool.submit(probe) for name, (_, probe) in checks.items()}
     wait(futures.values(), timeout=timeout)
     # Never wait for a hung probe: its thread ends (or times out) on its own.
     pool.shutdown(wait=False, cancel_futures=True)
     for name, future in futures.items():
+        backend = checks[name][0]
         if not future.done():
             components[name] = {"status": "down", "detail": f"TimeoutError: no answer within {timeout:g}s"}
         elif future.exception() is not None:
             components[name] = {"status": "down", "detail": _describe(future.exception())}
         else:
-            components[name] = {"status": "ok", "backend": kinds.get(name, name), "info": future.result()}
+            components[name] = {"status": "ok", **({"backend": backend} if backend else {}),
+                                "info": future.result()}
     components["worker"] = {"status": "ok", "backend": "in-process" if runtime.worker else "external"}
-    status = "down" if any(c["status"] == "down" for c in components.values()) else "ok"
+    failing = {name for name, c in components.items() if c["status"] == "down"}
+    status = "down" if failing - set(OPTIONAL) else "degraded" if failing else "ok"
     return {"status": status, "mode": runtime.mode, "components": components,
             "elapsed_ms": round((time.monotonic() - started) * 1000, 1)}

@@ -159,3 +159,18 @@ def test_cors_preflight_is_answered_on_streams(gateway):
         "Origin": "https://ui.example", "Access-Control-Request-Method": "GET"})
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_failing_optional_http_dependencies_make_health_degraded(start_gateway):
+    from http_stub import http_server
+
+    with http_server(status=200) as ok, http_server(status=503) as failing:
+        server = start_gateway({"TELEMETRY_HEALTH_URL": f"{ok}/health",
+                                "DELEGATION_HEALTH_URL": f"{failing}/health"})
+        body = requests.get(f"{server.url}/v1/health?strict=true", timeout=10)
+    assert body.status_code == 200  # degraded is not down
+    components = body.json()["components"]
+    assert body.json()["status"] == "degraded"
+    assert components["telemetry_worker"]["status"] == "ok"
+    assert components["delegation_gateway"]["status"] == "down"
+    assert "503" in components["delegation_gateway"]["detail"]
