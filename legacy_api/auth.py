@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from flask import Response, request
 
+from gateway.auth import key_service
 from gateway.runtime import current_runtime
 
 from .body import request_body
@@ -29,14 +30,17 @@ def _presented_key(body: dict[str, Any]) -> str | None:
 
 
 def key_is_valid(key: str) -> bool:
-    """Constant-time comparison against the configured legacy key."""
+    """The configured legacy key (compared in constant time) or any active, unrevoked /v1 API key."""
     configured = current_runtime().settings.legacy_api_key
-    return bool(configured) and hmac.compare_digest(key.encode(), configured.encode())
+    if configured and hmac.compare_digest(key.encode(), configured.encode()):
+        return True
+    return key_service().verify(key) is not None
 
 
 def auth_required() -> bool:
+    """Open only while no legacy key is set, no /v1 key was ever issued and auth is not required."""
     settings = current_runtime().settings
-    return bool(settings.legacy_api_key) or settings.gateway_require_auth
+    return bool(settings.legacy_api_key) or settings.gateway_require_auth or key_service().any_issued()
 
 
 def require_legacy_key(view: Callable[..., Any]) -> Callable[..., Any]:
