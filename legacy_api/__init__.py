@@ -4,7 +4,8 @@ from flask import Blueprint
 
 bp = Blueprint("legacy_api", __name__)
 
-LEGACY_ENDPOINTS = ("api_message",)
+LEGACY_ENDPOINTS = ("api_message", "api_log_get", "api_terminate_chat", "api_reset_chat", "api_files_get",
+                    "realtime_session")
 
 
 def is_legacy_path(path: str) -> bool:
