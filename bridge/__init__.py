@@ -29,7 +29,7 @@ def send_and_wait(runtime: Runtime, *, session_id: str, message: str, attachment
     """
     timeout = runtime.settings.bridge_timeout_seconds if timeout is None else timeout
     event_id = new_id()
-    metadata = {**(metadata or {}), "source": "legacy_api", "request_event_id": event_id}
+    metadata = {**(metadata or {}), "source": "legacy_api"}
     with runtime.hub.subscribe(session_id, accept=completes_turn) as waiter:
         publish_message(runtime, session_id=session_id, message=message, attachments=attachments,
                         metadata=metadata, event_id=event_id)

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
+from .cli import scores_cli
 from .errors import detail_error, legacy_error
 from .extensions import cors, sock
 from .runtime import EXTENSION, Runtime
@@ -27,7 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = Runtime.from_settings(settings)
 
     sock.init_app(app)
-    cors.init_app(app, resources={r"/v1/*": {}, r"/health": {}},
+    cors.init_app(app, resources={r"/v1/*": {}, r"/health": {}, r"/openapi.json": {}},
                   origins=list(settings.gateway_cors_origins), methods=list(settings.gateway_cors_methods),
                   allow_headers=list(settings.gateway_cors_headers),
                   supports_credentials=settings.gateway_cors_credentials,
@@ -39,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(v1_bp)
     app.register_blueprint(legacy_bp)
+    app.cli.add_command(scores_cli)  # flask --app wsgi scores load FILE.json
 
     @app.before_request
     def start_runtime() -> None:

@@ -97,27 +97,28 @@ class OutboundHub:
 
         Call before publishing whatever you wait for, or the answer can pass before you listen.
         """
-        self.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("outbound hub did not start")
-        partition = self.bus.partition_for(self.topic, session_id)
+        partition = self._partition_when_ready(session_id, timeout)
         with self._lock:
-            start = self._positions.get(partition)
-            if start is None:
-                start = self._reader.position(partition)
-            sub = Subscription(self, session_id, partition, start, self.queue_size, accept)
+            sub = Subscription(self, session_id, partition, self._position_locked(partition),
+                               self.queue_size, accept)
             self._subscribers.setdefault(session_id, []).append(sub)
         return sub
 
     def position(self, session_id: str, timeout: float = 30.0) -> int:
         """The offset of the next event the hub will read on the session's partition."""
+        partition = self._partition_when_ready(session_id, timeout)
+        with self._lock:
+            return self._position_locked(partition)
+
+    def _partition_when_ready(self, session_id: str, timeout: float) -> int:
         self.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("outbound hub did not start")
-        partition = self.bus.partition_for(self.topic, session_id)
-        with self._lock:
-            start = self._positions.get(partition)
-            return self._reader.position(partition) if start is None else start
+        return self.bus.partition_for(self.topic, session_id)
+
+    def _position_locked(self, partition: int) -> int:
+        position = self._positions.get(partition)
+        return self._reader.position(partition) if position is None else position
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

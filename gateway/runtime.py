@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from .api_keys import ApiKeyRepository, MemoryApiKeyRepository, PostgresApiKeyRepository
 from .bus import Bus, MemoryBus
 from .cache import Cache, MemoryCache
 from .hub import OutboundHub
+from .profiles import MemoryProfiles, Profiles, build_profiles
 from .recorder import HistoryRecorder
+from .requeue import MemoryRequeue, Requeue, build_requeue
 from .settings import Settings
 from .store import MemoryStore, Store
 
@@ -48,6 +51,13 @@ def build_cache(settings: Settings) -> Cache:
     return MemoryCache()
 
 
+def build_api_keys(store: Store) -> ApiKeyRepository:
+    # Keys live where the store lives: the `api_keys` table in Postgres, else this process's memory.
+    if store.kind == "postgres":
+        return PostgresApiKeyRepository(store)
+    return MemoryApiKeyRepository()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -57,6 +67,10 @@ class Runtime:
     hub: OutboundHub
     recorder: HistoryRecorder
     worker: object | None = None
+    api_keys: ApiKeyRepository = field(default_factory=MemoryApiKeyRepository)
+    profiles: Profiles = field(default_factory=MemoryProfiles)
+    requeue: Requeue = field(default_factory=MemoryRequeue)
+    sweeper: object | None = None  # the session expiry sweep (gateway/expiry.py), made on start
     _started: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,7 +86,9 @@ class Runtime:
             from worker import ReferenceWorker
 
             worker = ReferenceWorker.from_settings(bus, settings)
-        return cls(settings, bus, store, cache, hub, recorder, worker)
+        return cls(settings, bus, store, cache, hub, recorder, worker, api_keys=build_api_keys(store),
+                   profiles=build_profiles(store),
+                   requeue=build_requeue(cache, settings.policy_requeue_prefix))
 
     @property
     def mode(self) -> str:
@@ -89,13 +105,18 @@ class Runtime:
             self.recorder.start()
             if self.worker is not None:
                 self.worker.start()
+            if self.sweeper is None:
+                from .expiry import ExpirySweeper  # imported here: it builds on this module
+
+                self.sweeper = ExpirySweeper(self, self.settings.session_sweep_interval_seconds)
+            self.sweeper.start()
             self._started = True
             log.info("gateway runtime started (bus=%s, store=%s, cache=%s, worker=%s)",
                      self.bus.kind, self.store.kind, self.cache.kind,
                      "in-process" if self.worker else "external")
 
     def stop(self) -> None:
-        for part in (self.worker, self.recorder, self.hub):
+        for part in (self.sweeper, self.worker, self.recorder, self.hub):
             if part is not None:
                 part.stop()
         for adapter in (self.bus, self.store, self.cache):

@@ -7,7 +7,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 from .bus import BusUnavailable, Record
-from .events import inbound_event, wire_headers
+from .events import inbound_event, new_id, wire_headers
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ def publish_message(runtime: Runtime, *, session_id: str, message: str, persona_
     the user event is recorded only after the bus acknowledged it, so history never shows a message
     that was not sent. Raises `BusUnavailable` when the bus does not acknowledge.
     """
+    event_id = event_id or new_id()
+    # Every message names itself in its metadata; workers echo metadata, so each reply says which
+    # request it answers (the bridge must not take the reply to an earlier /v1 message for its own).
+    metadata = {**(metadata or {}), "request_event_id": event_id}
     event = inbound_event(session_id=session_id, message=message, persona_id=persona_id,
                           attachments=attachments, metadata=metadata, event_id=event_id)
     created_at = time.time()

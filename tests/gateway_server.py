@@ -25,6 +25,18 @@ TEST_DEFAULTS = {
 }
 
 
+def terminate(process: subprocess.Popen | None) -> None:
+    """Stop a process gracefully (SIGTERM), killing it if it takes too long."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,14 +79,7 @@ class GatewayServer:
         raise RuntimeError(f"gateway did not become healthy in {timeout}s:\n{self.output()}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        terminate(self.process)
 
     def restart(self) -> None:
         self.stop()
@@ -105,13 +110,7 @@ class WorkerProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process)
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import logging
 
+from typing import Literal
+
 from flask import Response, request, stream_with_context
+from pydantic import BaseModel, Field
 from simple_websocket import ConnectionClosed
 
 from gateway.bus import BusUnavailable
 from gateway.errors import detail_error
 from gateway.events import event_type
 from gateway.extensions import sock
+from gateway.openapi import Content, documented
 from gateway.runtime import current_runtime
 from gateway.streams import StreamItem, parse_cursor, session_stream
 
@@ -23,6 +27,29 @@ log = logging.getLogger(__name__)
 WS_WAKE_SECONDS = 1.0
 
 
+class StreamQuery(BaseModel):
+    last_event_id: str | None = Field(None, description="Resume after this stream position (first connect).")
+    from_: Literal["start"] | None = Field(None, alias="from",
+                                           description="`start`: replay the session's retained history first.")
+
+
+class ResumeHeader(BaseModel):
+    last_event_id: str | None = Field(None, alias="Last-Event-ID",
+                                      description="Resume after this stream position (sent by EventSource).")
+
+
+SSE_DESCRIPTION = (
+    "Server-Sent Events of the session's `conversation.outbound` events. Each frame: `id:` a position, "
+    "increasing within the session; `event:` the event's `type`, else `assistant.stream` / "
+    "`assistant.final` from `metadata.status`, else `message`; `data:` the event JSON. `retry:` is sent "
+    "once at the start, a `: ping` comment at least every heartbeat. A resume position no longer retained "
+    "gives one `event: reset` frame before the stream continues (the client must re-sync).")
+WS_DESCRIPTION = (
+    "WebSocket (not an OpenAPI operation): the same events as JSON text messages, each with `stream_id`, "
+    "the position to pass back as `?last_event_id=` on reconnect; `{\"type\": \"reset\", ...}` when that "
+    "position is no longer retained. The server pings the client; an internal failure closes with 1011.")
+
+
 def _sse_frame(item: StreamItem) -> str:
     if item.kind == "heartbeat":
         return ": ping\n\n"
@@ -32,6 +59,10 @@ def _sse_frame(item: StreamItem) -> str:
 
 
 @bp.get("/v1/session/<path:session_id>/events")
+@documented("A session's outbound events as Server-Sent Events, with resume", description=SSE_DESCRIPTION,
+            query=StreamQuery, headers=ResumeHeader,
+            responses={200: Content({"type": "string"}, "The event stream", "text/event-stream"),
+                       502: "Message queue unavailable"})
 def session_events(session_id: str):
     runtime = current_runtime()
     raw_cursor = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
@@ -57,6 +88,8 @@ def session_events(session_id: str):
 
 
 @sock.route("/v1/session/<path:session_id>/stream", bp=bp)
+@documented("A session's outbound events over WebSocket, with resume", description=WS_DESCRIPTION,
+            query=StreamQuery)
 def session_ws(ws, session_id: str):
     runtime = current_runtime()
     after, malformed = parse_cursor(request.args.get("last_event_id"))
