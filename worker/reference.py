@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
@@ -19,6 +19,9 @@ from gateway.bus import Bus, Record
 from gateway.events import STATUS_COMPLETED, STATUS_STREAMING, new_id, wire_headers
 
 log = logging.getLogger(__name__)
+
+# Sessions share one of this many locks; two sessions rarely wait for each other.
+SESSION_LOCK_STRIPES = 1024
 
 def _chunks(text: str, count: int) -> list[str]:
     """Cumulative prefixes of `text` ending at word boundaries, at most `count` of them, last = text."""
@@ -72,7 +75,9 @@ class ReferenceWorker:
         self.chunks = chunks
         self.delay = delay_ms / 1000.0
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="reference-worker")
-        self._session_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        # Striped locks keep each session's replies in order with bounded memory (a lock per session
+        # would grow with every session ever seen).
+        self._session_locks = [threading.Lock() for _ in range(SESSION_LOCK_STRIPES)]
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -121,7 +126,7 @@ class ReferenceWorker:
                      inbound.get("type") or inbound.get("role"), inbound.get("session_id"))
             return
         session_id = inbound["session_id"]
-        with self._session_locks[session_id]:
+        with self._session_locks[zlib.crc32(session_id.encode()) % len(self._session_locks)]:
             for event in reply_events(inbound, prefix=self.prefix, chunks=self.chunks):
                 if self.delay:
                     time.sleep(self.delay)
