@@ -7,6 +7,7 @@ on the tables `model_profiles` and `model_scores` of the Postgres store (real mo
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 from dataclasses import asdict, dataclass
@@ -91,6 +92,17 @@ _SCORE_LIST = TypeAdapter(list[ScoreRecord])
 def parse_scores(data: Any) -> list[ModelScore]:
     """Validate a scores document (a JSON list of score records); raises pydantic's ValidationError."""
     return [ModelScore(**record.model_dump()) for record in _SCORE_LIST.validate_python(data)]
+
+
+def read_scores_file(path: str) -> list[ModelScore]:
+    """The scores of a scores file; raises `SettingsError` naming MODEL_SCORES_FILE when unusable."""
+    from .settings import SettingsError
+
+    try:
+        with open(path, "rb") as file:
+            return parse_scores(json.load(file))
+    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and pydantic's ValidationError
+        raise SettingsError(f"MODEL_SCORES_FILE: cannot load {path!r}: {exc}") from None
 
 
 class Profiles(Protocol):

@@ -16,7 +16,7 @@ from .api_keys import ApiKeyRepository, MemoryApiKeyRepository, PostgresApiKeyRe
 from .bus import Bus, MemoryBus
 from .cache import Cache, MemoryCache
 from .hub import OutboundHub
-from .profiles import MemoryProfiles, Profiles, build_profiles
+from .profiles import MemoryProfiles, ModelScore, Profiles, build_profiles, read_scores_file
 from .recorder import HistoryRecorder
 from .requeue import MemoryRequeue, Requeue, build_requeue
 from .settings import Settings
@@ -71,6 +71,7 @@ class Runtime:
     profiles: Profiles = field(default_factory=MemoryProfiles)
     requeue: Requeue = field(default_factory=MemoryRequeue)
     sweeper: object | None = None  # the session expiry sweep (gateway/expiry.py), made on start
+    scores_to_load: list[ModelScore] = field(default_factory=list)  # MODEL_SCORES_FILE, loaded on start
     _started: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,9 +87,11 @@ class Runtime:
             from worker import ReferenceWorker
 
             worker = ReferenceWorker.from_settings(bus, settings)
+        # Read (and check) the scores file now, so a bad one stops the gateway at start.
+        scores = read_scores_file(settings.model_scores_file) if settings.model_scores_file else []
         return cls(settings, bus, store, cache, hub, recorder, worker, api_keys=build_api_keys(store),
                    profiles=build_profiles(store),
-                   requeue=build_requeue(cache, settings.policy_requeue_prefix))
+                   requeue=build_requeue(cache, settings.policy_requeue_prefix), scores_to_load=scores)
 
     @property
     def mode(self) -> str:
@@ -110,10 +113,20 @@ class Runtime:
 
                 self.sweeper = ExpirySweeper(self, self.settings.session_sweep_interval_seconds)
             self.sweeper.start()
+            self._load_scores()
             self._started = True
             log.info("gateway runtime started (bus=%s, store=%s, cache=%s, worker=%s)",
                      self.bus.kind, self.store.kind, self.cache.kind,
                      "in-process" if self.worker else "external")
+
+    def _load_scores(self) -> None:
+        if not self.scores_to_load:
+            return
+        try:
+            count = self.profiles.record_scores(self.scores_to_load)
+            log.info("loaded %d model score(s) from MODEL_SCORES_FILE", count)
+        except Exception:  # the scores only steer /v1/route; serving must not depend on them
+            log.exception("could not load MODEL_SCORES_FILE into the %s store", self.profiles.kind)
 
     def stop(self) -> None:
         for part in (self.sweeper, self.worker, self.recorder, self.hub):

@@ -157,6 +157,9 @@ class Settings:
     gateway_jwt_tenant_claims: tuple[str, ...] = setting(("tenant", "org", "customer"), kind="list")
     api_key_pbkdf2_iterations: int = setting(390_000, kind="int", minimum=390_000)
 
+    # Model scores loaded at start (the embedded mode has no other way to get them into a gateway)
+    model_scores_file: str = setting("")
+
     # Requeue, capsules, optional health dependencies
     policy_requeue_prefix: str = setting("policy:requeue")
     capsule_registry_url: str = setting("http://localhost:8000")

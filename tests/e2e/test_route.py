@@ -148,3 +148,22 @@ def test_a_bad_scores_file_is_refused_embedded(embedded_app, tmp_path, text, mes
     assert message in done.output
     assert embedded_app.test_client().post("/v1/route", json={"candidates": ["a"]}).get_json() == \
         {"chosen": "a", "score": None}
+
+
+def test_scores_file_given_at_start_steers_the_route(start_gateway, tmp_path):
+    low, high = models("low", "high")
+    path = write_scores(tmp_path, [
+        {"model": low, "deployment_mode": "prod", "score": 0.2, "window_start": "2026-11-01T00:00:00Z"},
+        {"model": high, "deployment_mode": "prod", "score": 0.9, "window_start": "2026-11-01T00:00:00Z"}])
+    server = start_gateway({"MODEL_SCORES_FILE": path})
+    response = route(server, {"candidates": [low, high]})
+    assert (response.status_code, response.json()) == (200, {"chosen": high, "score": 0.9})
+
+
+def test_a_bad_scores_file_stops_the_gateway_at_start(tmp_path):
+    path = write_scores(tmp_path, [{"model": "m", "score": "high"}])
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--check-config", "wsgi:app"],
+                            cwd=ROOT, env={**os.environ, "MODEL_SCORES_FILE": path}, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert "MODEL_SCORES_FILE: cannot load" in result.stderr
