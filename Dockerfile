@@ -20,6 +20,9 @@ COPY wsgi.py gunicorn.conf.py ./
 RUN useradd --system --uid 10001 --no-create-home gateway \
     && mkdir -p /data && chown gateway /data
 USER gateway
+# Attachments live on a volume the worker can share; /app is read-only for the gateway user.
+ENV ATTACHMENTS_DIR=/data/attachments
+VOLUME ["/data"]
 
 EXPOSE 8010
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
