@@ -6,7 +6,6 @@ Gateways are grouped by settings (one per module-scoped fixture) so the suite st
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from clients import sse, until_final
 from conftest import Deployment
 from gateway_server import free_port
+from http_stub import serving
 
 SECRET = "test-jwt-secret-long-enough-for-every-hmac-algorithm-even-hs512-0123456789"
 AUDIENCE = "soma-gateway"
@@ -256,7 +256,6 @@ class JwksServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def token(self, kid: str = "key-1", private_key=None, **claims) -> str:
         payload = {"sub": "rs-user", "iss": JWKS_ISSUER, "exp": time.time() + 300, **claims}
@@ -265,11 +264,9 @@ class JwksServer:
 
 @pytest.fixture(scope="module")
 def jwks():
-    server = JwksServer()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    stub = JwksServer()
+    with serving(stub.server):
+        yield stub
 
 
 @pytest.fixture(scope="module")

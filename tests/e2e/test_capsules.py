@@ -12,6 +12,7 @@ import requests
 
 from conftest import Deployment
 from gateway_server import free_port
+from http_stub import serving
 
 CAPSULES = [{"id": "weather-1.0", "name": "Weather"}, {"id": "shell", "name": "Shell"}]
 BLOB = bytes(range(256)) * 4096  # 1 MiB that is not text
@@ -95,12 +96,8 @@ class RegistryHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def registry():
-    server = Registry()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Registry()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ The provider stand-in is `http.server` in a thread on a free port; it records ev
 from __future__ import annotations
 
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,6 +16,7 @@ import requests
 from clients import legacy
 from conftest import Deployment
 from gateway_server import free_port
+from http_stub import serving
 
 PROVIDER_KEY = "sk-test-provider-key-123"
 SESSION = {"id": "sess_001", "object": "realtime.session", "model": "gpt-4o-realtime-preview",
@@ -64,7 +64,6 @@ class Provider:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
@@ -76,10 +75,8 @@ class Provider:
 @pytest.fixture(scope="module")
 def provider():
     stub = Provider()
-    stub.thread.start()
-    yield stub
-    stub.server.shutdown()
-    stub.server.server_close()
+    with serving(stub.server):
+        yield stub
 
 
 @pytest.fixture(scope="module")
