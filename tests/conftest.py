@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -119,7 +120,9 @@ def gateway(stack):
         deployment.stop()
 
 
-def _deployments(stack):
+@contextmanager
+def _deployments(stack: Stack):
+    """A factory of deployments on `stack`; all of them are stopped when the block ends."""
     made: list[Deployment] = []
 
     def deploy(settings: dict[str, str] | None = None) -> Deployment:
@@ -127,25 +130,25 @@ def _deployments(stack):
         made.append(deployment)
         return deployment
 
-    return made, deploy
+    try:
+        yield deploy
+    finally:
+        for deployment in made:
+            deployment.stop()
 
 
 @pytest.fixture
 def deploy(stack):
     """Make deployments of this test's mode with their own settings; stopped after the test."""
-    made, factory = _deployments(stack)
-    yield factory
-    for deployment in made:
-        deployment.stop()
+    with _deployments(stack) as factory:
+        yield factory
 
 
 @pytest.fixture
 def deploy_real(real_stack):
     """Like `deploy`, always in the real mode."""
-    made, factory = _deployments(real_stack)
-    yield factory
-    for deployment in made:
-        deployment.stop()
+    with _deployments(real_stack) as factory:
+        yield factory
 
 
 @pytest.fixture
