@@ -17,6 +17,7 @@ import threading
 import time
 
 from .attachments import delete_session_files
+from .bus import BusUnavailable
 from .events import CONTROL_RESET, CONTROL_TERMINATE, control_event
 from .runtime import Runtime
 from .sessions import publish_event, session_cache_key
@@ -57,8 +58,8 @@ def reset_session(runtime: Runtime, session_id: str) -> bool:
     """
     try:
         floor: int | None = runtime.hub.position(session_id) - 1
-    except RuntimeError:
-        floor = None  # hub not running: the store falls back to the newest offset it held
+    except (RuntimeError, BusUnavailable):
+        floor = None  # hub not running or bus down: the store falls back to the newest offset it held
     if runtime.store.reset_session(session_id, floor=floor) is None:
         return False
     _announce(runtime, session_id, CONTROL_RESET)
