@@ -62,6 +62,9 @@ def overall_health(runtime: Runtime, timeout: float = CHECK_TIMEOUT_SECONDS) -> 
             components[name] = {"status": "ok", **({"backend": backend} if backend else {}),
                                 "info": future.result()}
     components["worker"] = {"status": "ok", "backend": "in-process" if runtime.worker else "external"}
+    # Open streams and waiting bridge calls of this process: a client that went away leaves this
+    # count within one heartbeat.
+    components["hub"] = {"status": "ok", "subscribers": runtime.hub.subscriber_count()}
     failing = {name for name, c in components.items() if c["status"] == "down"}
     status = "down" if failing - set(OPTIONAL) else "degraded" if failing else "ok"
     return {"status": status, "mode": runtime.mode, "components": components,

@@ -22,6 +22,8 @@ class ComponentHealth(BaseModel):
     backend: str | None = Field(None, description="What serves the role, e.g. `memory`, `kafka`, `external`.")
     info: str | None = Field(None, description="What a passing check reported.")
     detail: str | None = Field(None, description="Why a failing check failed: `<ExceptionType>: <text>`.")
+    subscribers: int | None = Field(None, description="`hub` only: open streams and waiting bridge calls "
+                                                      "of the answering process.")
 
 
 class Health(ResponseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import requests
@@ -147,3 +148,20 @@ def test_websocket_streams_the_same_events_and_resumes(gateway):
     with sse(gateway.url, session_id, params={"from": "start"}) as events:
         sse_ids = [e.id for e in until_final(events, finals=2)]
     assert sse_ids == [m["stream_id"] for m in first + missed]
+
+
+def test_a_client_that_goes_away_is_released_within_a_heartbeat(start_gateway):
+    server = start_gateway({"SSE_HEARTBEAT_SECONDS": "0.5"})
+
+    def subscribers() -> int:
+        return requests.get(f"{server.url}/v1/health", timeout=10).json()["components"]["hub"]["subscribers"]
+
+    assert subscribers() == 0
+    response = requests.get(f"{server.url}/v1/session/{new_session()}/events", stream=True, timeout=(5, 10))
+    assert next(response.iter_lines(decode_unicode=True)) == "retry: 3000"
+    assert subscribers() == 1
+    response.close()  # the client goes away without a word
+    deadline = time.monotonic() + 5
+    while subscribers() != 0:
+        assert time.monotonic() < deadline, "the stream's subscription was never released"
+        time.sleep(0.05)
