@@ -13,10 +13,10 @@ recorder keeps no events of unknown sessions and none below a reset's floor.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from .attachments import delete_session_files
+from .background import Background
 from .bus import BusUnavailable
 from .events import CONTROL_RESET, CONTROL_TERMINATE, control_event
 from .runtime import Runtime
@@ -66,22 +66,15 @@ def reset_session(runtime: Runtime, session_id: str) -> bool:
     return True
 
 
-class ExpirySweeper:
+class ExpirySweeper(Background):
     """Every `interval` seconds, terminates the sessions whose `expires_at` has passed."""
 
+    thread_name = "expiry-sweeper"
+
     def __init__(self, runtime: Runtime, interval: float) -> None:
+        super().__init__()
         self.runtime = runtime
         self.interval = interval
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="expiry-sweeper", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
 
     def sweep_once(self, now: float | None = None) -> list[str]:
         """Terminate what has expired by `now`; return the ids this call terminated."""
@@ -97,7 +90,7 @@ class ExpirySweeper:
                 terminated.append(session_id)
         return terminated
 
-    def _run(self) -> None:
+    def run(self) -> None:
         while not self._stopping.wait(self.interval):
             try:
                 self.sweep_once()

@@ -12,6 +12,7 @@ import queue
 import threading
 from typing import Callable
 
+from .background import RESTART_PAUSE_SECONDS, Background
 from .bus import Bus, Record
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,14 @@ class Subscription:
         self.close()
 
 
-class OutboundHub:
+class OutboundHub(Background):
     """Reads every partition of the outbound topic from its end and dispatches by session id."""
+
+    thread_name = "outbound-hub"
 
     def __init__(self, bus: Bus, topic: str, queue_size: int = 1000,
                  poll_timeout: float = 0.5) -> None:
+        super().__init__()
         self.bus = bus
         self.topic = topic
         self.queue_size = queue_size
@@ -77,19 +81,6 @@ class OutboundHub:
         self._positions: dict[int, int] = {}
         self._reader = None
         self._ready = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.listeners: list[Callable[[Record], None]] = []
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._run, name="outbound-hub", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
 
     def subscribe(self, session_id: str, accept: Callable[[dict], bool] | None = None,
                   timeout: float = 30.0) -> Subscription:
@@ -132,13 +123,13 @@ class OutboundHub:
         with self._lock:
             return sum(len(s) for s in self._subscribers.values())
 
-    def _run(self) -> None:
+    def run(self) -> None:
         while not self._stopping.is_set():
             try:
                 self._read_forever()
             except Exception:  # the hub must outlive any bus hiccup
                 log.exception("outbound hub reader failed; restarting it")
-                self._stopping.wait(1.0)
+                self._stopping.wait(RESTART_PAUSE_SECONDS)
 
     def _read_forever(self) -> None:
         with self._lock:
@@ -161,7 +152,5 @@ class OutboundHub:
             # record live or sees a start position past it (and replays it).
             self._positions[record.partition] = record.offset + 1
             subs = list(self._subscribers.get(record.key or "", ()))
-        for listener in self.listeners:
-            listener(record)
         for sub in subs:
             sub.offer(record)

@@ -7,13 +7,10 @@ after a rebalance or restart changes nothing.
 
 from __future__ import annotations
 
-import logging
-import threading
-
+from .background import Background, consume_group
 from .bus import Bus, Record
 from .store import Store
 
-log = logging.getLogger(__name__)
 
 def record_outbound(store: Store, record: Record) -> bool:
     """Store one outbound record in its session's history; False if known or the session is unknown.
@@ -28,22 +25,25 @@ def record_outbound(store: Store, record: Record) -> bool:
                               partition=record.partition, offset=record.offset)
 
 
-class HistoryRecorder:
+class HistoryRecorder(Background):
+    """The consumer-group member of this process that stores outbound events as they arrive."""
+
+    thread_name = "history-recorder"
+
     def __init__(self, bus: Bus, store: Store, topic: str, group: str) -> None:
+        super().__init__()
         self.bus = bus
         self.store = store
         self.topic = topic
         self.group = group
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="history-recorder", daemon=True)
-            self._thread.start()
+    def run(self) -> None:
+        consume_group(self.bus, self.topic, self.group, self._record, self._stopping, "history recorder")
 
-    def stop(self) -> None:
-        self._stopping.set()
+    def _record(self, records: list[Record]) -> None:
+        for record in records:
+            record_outbound(self.store, record)
+        self._note_progress(records)
 
     def _note_progress(self, records: list[Record]) -> None:
         """Tell replays how far history is complete, per partition (everything below is stored)."""
@@ -52,21 +52,3 @@ class HistoryRecorder:
             newest[record.partition] = max(newest.get(record.partition, -1), record.offset)
         for partition, offset in newest.items():
             self.store.set_recorder_position(self.topic, partition, offset + 1)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                reader = self.bus.group_reader(self.topic, self.group)
-                try:
-                    while not self._stopping.is_set():
-                        records = reader.poll(0.5)
-                        for record in records:
-                            record_outbound(self.store, record)
-                        if records:
-                            reader.commit()
-                            self._note_progress(records)
-                finally:
-                    reader.close()
-            except Exception:
-                log.exception("history recorder failed; restarting it")
-                self._stopping.wait(1.0)

@@ -15,6 +15,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
+from gateway.background import Background, consume_group
 from gateway.bus import Bus, Record
 from gateway.events import STATUS_COMPLETED, STATUS_STREAMING, new_id, wire_headers
 
@@ -58,7 +59,7 @@ def is_user_message(event: Mapping[str, Any]) -> bool:
     return event.get("role") == "user" and not event.get("type") and bool(event.get("session_id"))
 
 
-class ReferenceWorker:
+class ReferenceWorker(Background):
     """Consumes inbound events in group `conversation-worker` and publishes the replies.
 
     Messages of one session are answered in order; different sessions are answered concurrently.
@@ -67,6 +68,7 @@ class ReferenceWorker:
     def __init__(self, bus: Bus, *, inbound_topic: str, outbound_topic: str, prefix: str = "Echo: ",
                  chunks: int = 3, delay_ms: int = 20, concurrency: int = 64,
                  group: str = "conversation-worker") -> None:
+        super().__init__()
         self.bus = bus
         self.group = group
         self.inbound_topic = inbound_topic
@@ -78,8 +80,6 @@ class ReferenceWorker:
         # Striped locks keep each session's replies in order with bounded memory (a lock per session
         # would grow with every session ever seen).
         self._session_locks = [threading.Lock() for _ in range(SESSION_LOCK_STRIPES)]
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, bus: Bus, settings) -> "ReferenceWorker":
@@ -88,31 +88,13 @@ class ReferenceWorker:
                    prefix=settings.worker_reply_prefix, chunks=settings.worker_reply_chunks,
                    delay_ms=settings.worker_reply_delay_ms, group=settings.worker_consumer_group)
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.run, name="reference-worker", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
     def run(self) -> None:
-        """Consume until stopped, restarting the reader after a failure."""
-        while not self._stopping.is_set():
-            try:
-                reader = self.bus.group_reader(self.inbound_topic, self.group)
-                try:
-                    while not self._stopping.is_set():
-                        records = reader.poll(0.5)
-                        for record in records:
-                            self._pool.submit(self._answer_safely, record)
-                        if records:
-                            reader.commit()
-                finally:
-                    reader.close()
-            except Exception:
-                log.exception("reference worker reader failed; restarting it")
-                self._stopping.wait(1.0)
+        """Consume until stopped (in the foreground for `python -m worker`, else on `start()`'s thread)."""
+        consume_group(self.bus, self.inbound_topic, self.group, self._dispatch, self._stopping, "reference worker")
+
+    def _dispatch(self, records: list[Record]) -> None:
+        for record in records:
+            self._pool.submit(self._answer_safely, record)
 
     def _answer_safely(self, record: Record) -> None:
         try:
